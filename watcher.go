@@ -635,20 +635,24 @@ func (q *queue) work(id string) {
 	defer q.wg.Done()
 	delay := q.retryMin
 	for {
-		ev, ok := q.take(id)
-		if !ok {
-			return
-		}
-		select {
-		case <-q.quit:
-			q.drop(id)
-			return
-		default:
-		}
+		// The slot is taken only once a worker slot is free, so a request
+		// that waited is handled once, in its newest version.
 		select {
 		case q.sem <- struct{}{}:
 		case <-q.quit:
 			q.drop(id)
+			return
+		}
+		select {
+		case <-q.quit: // both were ready; stopping wins
+			<-q.sem
+			q.drop(id)
+			return
+		default:
+		}
+		ev, ok := q.take(id)
+		if !ok {
+			<-q.sem
 			return
 		}
 		err := q.handle(q.ctx, id, ev)
@@ -678,11 +682,7 @@ func (q *queue) work(id string) {
 // everything finished. Queued work that has not started is left for the
 // next start's backfill.
 func (q *queue) stop(grace time.Duration) bool {
-	q.stopOnce.Do(func() {
-		q.mu.Lock()
-		close(q.quit)
-		q.mu.Unlock()
-	})
+	q.close()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {
@@ -691,4 +691,13 @@ func (q *queue) stop(grace time.Duration) bool {
 	case <-time.After(grace):
 		return false
 	}
+}
+
+// close stops new work from starting.
+func (q *queue) close() {
+	q.stopOnce.Do(func() {
+		q.mu.Lock()
+		close(q.quit)
+		q.mu.Unlock()
+	})
 }
