@@ -20,15 +20,17 @@ import (
 	"github.com/gravitational/teleport/api/types"
 )
 
-// Timings that operators would not tune; tests replace some of them.
-type timings struct {
-	reconnectMin, reconnectMax time.Duration // watch reconnect backoff
-	retryMin, retryMax         time.Duration // per-request retry backoff
-	identityCheck              time.Duration // how often refresh_identity looks at the file
-	stopGrace                  time.Duration // in-flight work allowed after a stop signal
+// tuning is what operators would not tune; tests replace some of it.
+type tuning struct {
+	reconnectMin, reconnectMax time.Duration              // watch reconnect backoff
+	retryMin, retryMax         time.Duration              // per-request retry backoff
+	identityCheck              time.Duration              // how often refresh_identity looks at the file
+	stopGrace                  time.Duration              // in-flight work allowed after a stop signal
+	handled                    func(id string, err error) // observes every handling (tests); may be nil
+	reloaded                   func(err error)            // observes every reload (tests); may be nil
 }
 
-var defaultTimings = timings{
+var defaultTuning = tuning{
 	reconnectMin: time.Second, reconnectMax: time.Minute,
 	retryMin: time.Second, retryMax: time.Minute,
 	identityCheck: time.Minute,
@@ -42,7 +44,7 @@ type daemon struct {
 	logs    *logOutput
 	path    string
 	debug   bool
-	timing  timings
+	timing  tuning
 	queue   *queue
 	notify  *notifier
 	restart chan struct{} // asks the watch loop to reconnect (new identity)
@@ -62,10 +64,10 @@ type daemon struct {
 
 // start runs the daemon until ctx is done. reload receives one value per SIGHUP.
 func start(ctx context.Context, configPath string, debug bool, reload <-chan struct{}) error {
-	return startWith(ctx, configPath, debug, reload, defaultTimings)
+	return startWith(ctx, configPath, debug, reload, defaultTuning)
 }
 
-func startWith(ctx context.Context, configPath string, debug bool, reload <-chan struct{}, t timings) error {
+func startWith(ctx context.Context, configPath string, debug bool, reload <-chan struct{}, t tuning) error {
 	cfg, err := loadConfig(configPath)
 	if err != nil {
 		return err
@@ -105,7 +107,15 @@ func startWith(ctx context.Context, configPath string, debug bool, reload <-chan
 	// Work outlives ctx by stopGrace so in-flight posts can finish.
 	work, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
-	d.queue = newQueue(work, cfg.Mattermost.Concurrency, d.notify.handle, d.log, t.retryMin, t.retryMax)
+	handle := d.notify.handle
+	if t.handled != nil {
+		handle = func(ctx context.Context, id string, ev event) error {
+			err := d.notify.handle(ctx, id, ev)
+			t.handled(id, err)
+			return err
+		}
+	}
+	d.queue = newQueue(work, cfg.Mattermost.Concurrency, handle, d.log, t.retryMin, t.retryMax)
 
 	d.log.Info("teleport-mattermost started", "cluster", d.cluster, "teleport", cfg.Teleport.Addr,
 		"mattermost", cfg.Mattermost.URL, "bot", d.botName)
@@ -431,7 +441,13 @@ func (d *daemon) housekeep(ctx context.Context, reload <-chan struct{}) {
 		case <-ctx.Done():
 			return
 		case <-reload:
-			d.reload(ctx)
+			err := d.reload(ctx)
+			if err != nil {
+				d.log.Error("reload failed; keeping the running config", "error", err)
+			}
+			if d.timing.reloaded != nil {
+				d.timing.reloaded(err)
+			}
 		case <-tick.C:
 			d.checkIdentity(ctx)
 		}
@@ -465,18 +481,16 @@ func (d *daemon) requestRestart() {
 }
 
 // reload re-reads the config file (and the identity and token files). A bad
-// new config is logged and the running one is kept.
-func (d *daemon) reload(ctx context.Context) {
+// new config is an error and the running one is kept.
+func (d *daemon) reload(ctx context.Context) error {
 	d.log.Info("SIGHUP: reloading", "config", d.path)
 	cfg, err := loadConfig(d.path)
 	if err != nil {
-		d.log.Error("reload failed; keeping the running config", "error", err)
-		return
+		return err
 	}
 	old := d.config()
 	if err := d.useMattermost(ctx, cfg); err != nil {
-		d.log.Error("reload failed; keeping the running config", "error", err)
-		return
+		return err
 	}
 	if cfg.Teleport != old.Teleport || readIdentity(cfg.Teleport) != "" {
 		if err := d.connect(ctx, cfg); err != nil {
@@ -500,6 +514,7 @@ func (d *daemon) reload(ctx context.Context) {
 	d.mu.Unlock()
 	d.resolveStatic(ctx)
 	d.log.Info("reloaded", "config", d.path)
+	return nil
 }
 
 // jitter spreads retries of many clients: a random duration in [d/2, d].
