@@ -517,8 +517,8 @@ url = "https://mattermost.example.com"
 token = "REPLACE-WITH-BOT-TOKEN"
 # token_file = "/var/lib/teleport/plugins/mattermost/token"
 
-# PEM file of extra CA certificates, for a server whose certificate is signed
-# by a private CA.
+# PEM file of the CA certificates to trust instead of the system's, for a
+# server whose certificate is signed by a private CA.
 # ca_file = "/etc/teleport-mattermost/ca.pem"
 
 # Where every access request is posted: "team/channel" (the team's name as in

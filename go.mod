@@ -2,7 +2,14 @@ module teleport-mattermost
 
 go 1.24
 
-require github.com/gravitational/teleport/api v0.0.0-20250128104452-ecabf6b767ac
+require (
+	github.com/gravitational/teleport/api v0.0.0-20250128104452-ecabf6b767ac
+	// Imported by tests only (the in-process Teleport Auth Service fake); teleport/api
+	// requires all three at these versions, and the binary imports none of them.
+	github.com/gravitational/trace v1.4.0
+	google.golang.org/grpc v1.69.2
+	google.golang.org/protobuf v1.36.4
+)
 
 require (
 	github.com/beevik/etree v1.3.0 // indirect
@@ -17,7 +24,6 @@ require (
 	github.com/gobwas/ws v1.4.0 // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
 	github.com/google/uuid v1.6.0 // indirect
-	github.com/gravitational/trace v1.4.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.25.1 // indirect
 	github.com/jonboulle/clockwork v0.5.0 // indirect
 	github.com/mattermost/xml-roundtrip-validator v0.1.0 // indirect
@@ -41,7 +47,5 @@ require (
 	golang.org/x/text v0.21.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20250102185135-69823020774d // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20250102185135-69823020774d // indirect
-	google.golang.org/grpc v1.69.2 // indirect
-	google.golang.org/protobuf v1.36.4 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )

@@ -83,6 +83,11 @@ func newHarness(t testing.TB, extra string) *harness {
 	h.aliceID = h.mm.addUser("alice@example.com", "alice")
 	h.bobID = h.mm.addUser("bob@example.com", "bob")
 	h.writeConfig(extra)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", h.log())
+		}
+	})
 	return h
 }
 

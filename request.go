@@ -41,13 +41,14 @@ type postRef struct {
 type pluginData struct {
 	Posts   []postRef // root posts, in the order they were made
 	State   string    // state the root posts show; "" while root posting is unfinished
+	Shown   int       // review count the root posts show
 	Reviews int       // reviews already posted as thread replies
 	Done    bool      // the final reply (resolution or expiry) is posted
 }
 
 // Keys of the stored map. Every key is always written (empty = absent), so
 // the map we last read is a complete Expect for compare-and-swap.
-var pluginDataKeys = [...]string{"posts", "state", "reviews", "done"}
+var pluginDataKeys = [...]string{"posts", "state", "shown", "reviews", "done"}
 
 func (d pluginData) encode() map[string]string {
 	posts := make([]string, len(d.Posts))
@@ -57,8 +58,12 @@ func (d pluginData) encode() map[string]string {
 	m := map[string]string{
 		"posts":   strings.Join(posts, ","),
 		"state":   d.State,
+		"shown":   "",
 		"reviews": "",
 		"done":    "",
+	}
+	if d.Shown > 0 {
+		m["shown"] = strconv.Itoa(d.Shown)
 	}
 	if d.Reviews > 0 {
 		m["reviews"] = strconv.Itoa(d.Reviews)
@@ -83,12 +88,14 @@ func decodePluginData(m map[string]string) (pluginData, error) {
 		}
 	}
 	d.State = m["state"]
-	if s := m["reviews"]; s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return d, fmt.Errorf("plugin data: reviews: %q is not a count", s)
+	for key, dst := range map[string]*int{"shown": &d.Shown, "reviews": &d.Reviews} {
+		if s := m[key]; s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 0 {
+				return d, fmt.Errorf("plugin data: %s: %q is not a count", key, s)
+			}
+			*dst = n
 		}
-		d.Reviews = n
 	}
 	d.Done = m["done"] == "true"
 	return d, nil
@@ -116,6 +123,7 @@ type plan struct {
 	post    bool                 // post the root message to each target channel lacking one
 	reviews []types.AccessReview // new reviews, oldest first
 	state   string               // state the root posts must show
+	shown   int                  // review count the root posts must show
 	edit    bool                 // root posts must be edited to show state and review count
 	final   bool                 // post the final reply
 	skip    string               // why nothing is done, for the log; "" otherwise
@@ -149,7 +157,7 @@ func decide(ev event, d pluginData) plan {
 	if ev.req == nil {
 		if ev.deleted && len(d.Posts) > 0 {
 			// Deleted, and all we know are the posts: mark them expired.
-			return plan{state: stateExpired, edit: true, final: true}
+			return plan{state: stateExpired, shown: d.Shown, edit: true, final: true}
 		}
 		return plan{skip: "deleted before anything was posted"}
 	}
@@ -171,13 +179,14 @@ func decide(ev event, d pluginData) plan {
 			return plan{skip: "resolved before it was posted"}
 		}
 	}
-	if reviews := ev.req.GetReviews(); len(reviews) > d.Reviews {
+	reviews := ev.req.GetReviews()
+	if len(reviews) > d.Reviews {
 		p.reviews = reviews[d.Reviews:]
 	}
-	p.state = state
+	p.state, p.shown = state, max(len(reviews), d.Shown)
 	// Root posts made in this pass show the current state; posts made
-	// earlier are edited when the state or the review count moved.
-	p.edit = len(d.Posts) > 0 && (d.State != state || len(p.reviews) > 0)
+	// earlier are edited when what they show is behind.
+	p.edit = len(d.Posts) > 0 && (d.State != state || d.Shown < p.shown)
 	p.final = isFinal(state)
 	return p
 }
@@ -268,6 +277,12 @@ func (s *pluginDataStore) save(ctx context.Context, d pluginData) error {
 	if isCompareFailed(err) {
 		return errConflict
 	}
+	if isTeleportNotFound(err) {
+		// The request was deleted under us: its deletion event follows,
+		// and the notifier's memory of the posts serves it.
+		s.gone = true
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("write plugin data: %w", err)
 	}
@@ -313,8 +328,16 @@ func (n *notifier) remember(id string, req types.AccessRequest, d pluginData) {
 		delete(n.open, id)
 		return
 	}
+	old := n.open[id]
 	if req == nil {
-		req = n.open[id].req
+		req = old.req
+	}
+	// Keep every post ever made for the request, even if this pass's data
+	// came from an empty read: a post must never be forgotten.
+	for _, p := range old.data.Posts {
+		if !d.hasPost(p.ChannelID) {
+			d.Posts = append(d.Posts, p)
+		}
 	}
 	n.open[id] = openRequest{req: req, data: d}
 }
@@ -350,18 +373,20 @@ func (n *notifier) handle(ctx context.Context, id string, ev event) error {
 
 func (n *notifier) handleOnce(ctx context.Context, id string, ev event) error {
 	store, err := loadPluginData(ctx, n.tp(), id)
-	if err != nil && !(ev.deleted && isTeleportNotFound(err)) {
+	if err != nil && !isTeleportNotFound(err) {
 		return fmt.Errorf("request %s: %w", id, err)
 	}
-	if ev.deleted && (store == nil || len(store.data.Posts) == 0) {
-		o, ok := n.recall(id)
-		if !ok {
-			n.log.Info("request deleted; it has no posts known to this daemon", "request", id)
+	if store == nil || len(store.data.Posts) == 0 {
+		// No stored posts. If we made some, the request and its plugin data
+		// were deleted (expiry): carry on from memory, never repost.
+		if o, ok := n.recall(id); ok && len(o.data.Posts) > 0 {
+			store = &pluginDataStore{id: id, data: o.data, gone: true}
+			if ev.req == nil {
+				ev.req = o.req
+			}
+		} else if ev.deleted || store == nil {
+			n.log.Info("request deleted; no posts of it are known to this daemon", "request", id)
 			return nil
-		}
-		store = &pluginDataStore{id: id, data: o.data, gone: true}
-		if ev.req == nil {
-			ev.req = o.req
 		}
 	}
 	p := decide(ev, store.data)
@@ -408,11 +433,16 @@ func (n *notifier) apply(ctx context.Context, store *pluginDataStore, req types.
 		}
 	}
 	if p.edit {
-		if err := n.edit(ctx, mm, d.Posts, n.view(req, p.state)); err != nil {
+		v := requestView{ID: store.id, State: p.state}
+		if req != nil {
+			v = n.view(req, p.state)
+		}
+		v.Reviews = p.shown
+		if err := n.edit(ctx, mm, d.Posts, v); err != nil {
 			return err
 		}
 	}
-	d.State = p.state
+	d.State, d.Shown = p.state, p.shown
 	if p.final {
 		who, reason := "", ""
 		if p.state != stateExpired {

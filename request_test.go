@@ -44,21 +44,24 @@ func TestDecide(t *testing.T) {
 		{"new pending request is posted", event{req: accessRequest(t, "r", pending)}, pluginData{},
 			plan{post: true, state: statePending}, 0},
 		{"pending with reviews before first post: post, then reply each", event{req: accessRequest(t, "r", pending, approved, denied)}, pluginData{},
-			plan{post: true, state: statePending}, 2},
+			plan{post: true, state: statePending, shown: 2}, 2},
 		{"unfinished root posting resumes and re-edits", event{req: accessRequest(t, "r", pending)}, half,
 			plan{post: true, state: statePending, edit: true}, 0},
 		{"same event again is a no-op", event{req: accessRequest(t, "r", pending)}, posted,
 			plan{state: statePending}, 0},
 		{"one new review: reply and edit count", event{req: accessRequest(t, "r", pending, approved)}, posted,
-			plan{state: statePending, edit: true}, 1},
+			plan{state: statePending, shown: 1, edit: true}, 1},
 		{"only reviews beyond the stored count", event{req: accessRequest(t, "r", pending, approved, denied, approved)},
-			pluginData{Posts: posted.Posts, State: statePending, Reviews: 2},
-			plan{state: statePending, edit: true}, 1},
+			pluginData{Posts: posted.Posts, State: statePending, Shown: 2, Reviews: 2},
+			plan{state: statePending, shown: 3, edit: true}, 1},
 		{"older event with fewer reviews is a no-op", event{req: accessRequest(t, "r", pending, approved)},
-			pluginData{Posts: posted.Posts, State: statePending, Reviews: 2},
-			plan{state: statePending}, 0},
+			pluginData{Posts: posted.Posts, State: statePending, Shown: 2, Reviews: 2},
+			plan{state: statePending, shown: 2}, 0},
+		{"crash between the reply and the edit: edit still owed", event{req: accessRequest(t, "r", pending, approved)},
+			pluginData{Posts: posted.Posts, State: statePending, Shown: 0, Reviews: 1},
+			plan{state: statePending, shown: 1, edit: true}, 0},
 		{"approved: reply, edit, final", event{req: accessRequest(t, "r", approved, approved)}, posted,
-			plan{state: stateApproved, edit: true, final: true}, 1},
+			plan{state: stateApproved, shown: 1, edit: true, final: true}, 1},
 		{"denied without a review (tctl)", event{req: accessRequest(t, "r", denied)}, posted,
 			plan{state: stateDenied, edit: true, final: true}, 0},
 		{"promoted", event{req: accessRequest(t, "r", types.RequestState_PROMOTED)}, posted,
@@ -107,7 +110,7 @@ func TestPluginDataRoundTrip(t *testing.T) {
 	for _, d := range []pluginData{
 		{},
 		{Posts: []postRef{{"c1", "p1"}}},
-		{Posts: []postRef{{"c1", "p1"}, {"c2", "p2"}}, State: statePending, Reviews: 3},
+		{Posts: []postRef{{"c1", "p1"}, {"c2", "p2"}}, State: statePending, Shown: 3, Reviews: 3},
 		{Posts: []postRef{{"c1", "p1"}}, State: stateExpired, Reviews: 1, Done: true},
 	} {
 		m := d.encode()
@@ -132,6 +135,7 @@ func TestDecodePluginDataRejectsGarbage(t *testing.T) {
 		{"posts": "c1:p1,:p2"},
 		{"reviews": "many"},
 		{"reviews": "-1"},
+		{"shown": "x"},
 	} {
 		if _, err := decodePluginData(m); err == nil {
 			t.Errorf("decode(%v) succeeded; a guess could repost the request", m)

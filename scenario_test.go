@@ -30,8 +30,8 @@ func TestScenarioNewRequestToChannel(t *testing.T) {
 	h.start()
 	req := h.auth.createRequest("alice@example.com", []string{"editor"}, "deploy hotfix")
 	root := h.waitRoots(h.general, req.GetName(), 1)[0]
-	wantIn(t, "root post", root.Message, "alice@example.com", "editor", "deploy hotfix", "PENDING",
-		"https://teleport.example.com/web/requests/"+req.GetName(), "example.com")
+	wantIn(t, "root post", root.Message, escapeText("alice@example.com"), "editor", "deploy hotfix", "PENDING",
+		"https://teleport.example.com/web/requests/"+req.GetName(), escapeText("example.com"))
 	d := h.waitPluginData(req.GetName(), func(d pluginData) bool { return d.State == statePending })
 	if len(d.Posts) != 1 || d.Posts[0] != (postRef{h.general, root.ID}) {
 		t.Errorf("plugin data posts = %+v, want the one root post %s", d.Posts, root.ID)
@@ -135,9 +135,10 @@ func TestScenarioReviewsBecomeThreadRepliesInOrder(t *testing.T) {
 			t.Errorf("reply in channel %s, want %s", r.ChannelID, h.general)
 		}
 	}
-	if edited := h.roots(h.general)[0]; edited.EditAt == 0 || !strings.Contains(edited.Message, "2") {
-		t.Errorf("root post not edited to show 2 reviews (edit_at %d):\n%s", edited.EditAt, edited.Message)
-	}
+	h.mm.waitFor(t, "the root post to show 2 reviews", func() bool {
+		edited := h.roots(h.general)[0]
+		return edited.EditAt > 0 && strings.Contains(edited.Message, "Reviews:** 2")
+	})
 }
 
 func TestScenarioResolutionsEditPostsAndReply(t *testing.T) {
