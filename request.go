@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gravitational/teleport/api/types"
 )
@@ -114,6 +116,7 @@ func (d pluginData) hasPost(channelID string) bool {
 type event struct {
 	req     types.AccessRequest // nil when only a deletion is known
 	deleted bool                // Teleport deleted the request (expiry or tctl rm)
+	live    bool                // seen on the watch stream, not only in a backfill listing
 }
 
 // plan is what decide wants done for one request, in this order: root posts
@@ -173,9 +176,15 @@ func decide(ev event, d pluginData) plan {
 		switch {
 		case !isFinal(state):
 			p.post = true
-		case len(d.Posts) == 0:
-			// Resolved or gone before we ever posted (the daemon was down
-			// the whole time): nobody needs to act on it any more.
+		case len(d.Posts) > 0:
+			// Resolved while posting was unfinished: edit what exists.
+		case ev.live && state != stateExpired:
+			// Resolved within moments of being filed: post it anyway, so
+			// the channel still shows what was granted or denied.
+			p.post = true
+		default:
+			// Resolved or gone before we ever saw it (a backfill after
+			// downtime): history that nobody needs to act on.
 			return plan{skip: "resolved before it was posted"}
 		}
 	}
@@ -260,34 +269,80 @@ func isTeleportNotFound(err error) bool {
 	return errors.As(err, &e) && e.IsNotFoundError()
 }
 
-// errConflict means someone else changed the plugin data since we read it;
-// the handler starts over from a fresh read.
-var errConflict = errors.New("plugin data changed concurrently")
-
+// save stores d with compare-and-swap. When someone else wrote in between,
+// it merges d into a fresh read and tries again, so what we did (posts made,
+// replies sent) is never dropped; a transient failure is retried briefly,
+// because a post whose reference is not stored may be repeated after a crash.
 func (s *pluginDataStore) save(ctx context.Context, d pluginData) error {
 	s.data = d
-	if s.gone {
-		return nil
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		if s.gone {
+			return nil
+		}
+		next := s.data.encode()
+		err := s.tp.UpdatePluginData(ctx, types.PluginDataUpdateParams{
+			Kind: types.KindAccessRequest, Resource: s.id, Plugin: pluginName,
+			Set: next, Expect: s.expected,
+		})
+		switch {
+		case err == nil:
+			s.expected = next
+			return nil
+		case isTeleportNotFound(err):
+			// The request was deleted under us: its deletion event
+			// follows, and the notifier's memory of the posts serves it.
+			s.gone = true
+			return nil
+		case attempt == 5:
+			return fmt.Errorf("write plugin data (%d attempts): %w", attempt, err)
+		case isCompareFailed(err):
+			fresh, err := loadPluginData(ctx, s.tp, s.id)
+			if err != nil {
+				return err
+			}
+			s.expected = fresh.expected
+			s.data = mergeData(fresh.data, s.data)
+		default:
+			if !sleep(ctx, delay) {
+				return fmt.Errorf("write plugin data: %w", err)
+			}
+			delay *= 2
+		}
 	}
-	next := d.encode()
-	err := s.tp.UpdatePluginData(ctx, types.PluginDataUpdateParams{
-		Kind: types.KindAccessRequest, Resource: s.id, Plugin: pluginName,
-		Set: next, Expect: s.expected,
-	})
-	if isCompareFailed(err) {
-		return errConflict
+}
+
+// mergeData combines two accounts of one request into the one that
+// has everything either has done.
+func mergeData(a, b pluginData) pluginData {
+	out := a
+	for _, p := range b.Posts {
+		if !out.hasPost(p.ChannelID) {
+			out.Posts = append(out.Posts, p)
+		}
 	}
-	if isTeleportNotFound(err) {
-		// The request was deleted under us: its deletion event follows,
-		// and the notifier's memory of the posts serves it.
-		s.gone = true
-		return nil
+	if stateRank(b.State) > stateRank(a.State) {
+		out.State = b.State
 	}
-	if err != nil {
-		return fmt.Errorf("write plugin data: %w", err)
+	out.Shown = max(a.Shown, b.Shown)
+	out.Reviews = max(a.Reviews, b.Reviews)
+	out.Done = a.Done || b.Done
+	return out
+}
+
+func stateRank(s string) int {
+	switch s {
+	case "":
+		return 0
+	case statePending:
+		return 1
 	}
-	s.expected = next
-	return nil
+	return 2
+}
+
+func (d pluginData) equal(o pluginData) bool {
+	return slices.Equal(d.Posts, o.Posts) && d.State == o.State && d.Shown == o.Shown &&
+		d.Reviews == o.Reviews && d.Done == o.Done
 }
 
 // openRequest is what the notifier remembers in memory about a request that
@@ -358,52 +413,48 @@ func (n *notifier) forgetRequest(id string) {
 // handle brings one request's posts up to date with ev. It is safe to call
 // again with the same or an older event: the stored state says what is done.
 func (n *notifier) handle(ctx context.Context, id string, ev event) error {
-	for attempt := 0; ; attempt++ {
-		err := n.handleOnce(ctx, id, ev)
-		if errors.Is(err, errConflict) && attempt < 3 {
-			n.log.Debug("plugin data conflict, starting over", "request", id)
-			continue
-		}
-		if err == nil && ev.deleted {
-			n.forgetRequest(id)
-		}
-		return err
-	}
-}
-
-func (n *notifier) handleOnce(ctx context.Context, id string, ev event) error {
 	store, err := loadPluginData(ctx, n.tp(), id)
-	if err != nil && !isTeleportNotFound(err) {
+	if isTeleportNotFound(err) {
+		store, err = &pluginDataStore{id: id, tp: n.tp(), expected: pluginData{}.encode()}, nil
+	}
+	if err != nil {
 		return fmt.Errorf("request %s: %w", id, err)
 	}
-	if store == nil || len(store.data.Posts) == 0 {
-		// No stored posts. If we made some, the request and its plugin data
-		// were deleted (expiry): carry on from memory, never repost.
-		if o, ok := n.recall(id); ok && len(o.data.Posts) > 0 {
-			store = &pluginDataStore{id: id, data: o.data, gone: true}
-			if ev.req == nil {
-				ev.req = o.req
-			}
-		} else if ev.deleted || store == nil {
-			n.log.Info("request deleted; no posts of it are known to this daemon", "request", id)
-			return nil
+	// What this process did but could not store yet (Teleport failed the
+	// write, or deleted the request with its plugin data) counts as done.
+	stored := store.data
+	if o, ok := n.recall(id); ok {
+		store.data = mergeData(store.data, o.data)
+		if ev.req == nil {
+			ev.req = o.req
 		}
+	}
+	if ev.deleted && len(store.data.Posts) == 0 {
+		n.log.Info("request deleted; no posts of it are known to this daemon", "request", id)
+		return nil
 	}
 	p := decide(ev, store.data)
 	if p.skip != "" {
 		n.log.Debug("nothing to do", "request", id, "reason", p.skip)
-		if ev.req != nil && !ev.deleted {
-			n.remember(id, ev.req, store.data)
+		err = nil
+		if !store.data.equal(stored) {
+			err = store.save(ctx, store.data)
 		}
-		return nil
+	} else {
+		err = n.apply(ctx, store, ev.req, p)
 	}
-	err = n.apply(ctx, store, ev.req, p)
-	n.remember(id, ev.req, store.data)
+	if ev.deleted && err == nil {
+		n.forgetRequest(id)
+	} else if ev.req != nil {
+		n.remember(id, ev.req, store.data)
+	}
 	if err != nil {
 		return fmt.Errorf("request %s: %w", id, err)
 	}
-	d := store.data
-	n.log.Info("request updated", "request", id, "state", d.State, "posts", len(d.Posts), "reviews", d.Reviews)
+	if p.skip == "" {
+		d := store.data
+		n.log.Info("request updated", "request", id, "state", d.State, "posts", len(d.Posts), "reviews", d.Reviews)
+	}
 	return nil
 }
 

@@ -68,7 +68,11 @@ func TestDecide(t *testing.T) {
 			plan{state: statePromoted, edit: true, final: true}, 0},
 		{"final already posted: nothing, even for a pending replay", event{req: accessRequest(t, "r", pending)},
 			pluginData{Posts: posted.Posts, State: stateApproved, Done: true}, plan{skip: "already final"}, 0},
-		{"resolved before anything was posted", event{req: accessRequest(t, "r", approved)}, pluginData{},
+		{"resolved before anything was posted, seen in a backfill: history", event{req: accessRequest(t, "r", approved)}, pluginData{},
+			plan{skip: "resolved before it was posted"}, 0},
+		{"resolved before anything was posted, seen live: posted as resolved", event{req: accessRequest(t, "r", approved, approved), live: true}, pluginData{},
+			plan{post: true, state: stateApproved, shown: 1, final: true}, 1},
+		{"deleted before anything was posted, seen live", event{req: accessRequest(t, "r", pending), deleted: true, live: true}, pluginData{},
 			plan{skip: "resolved before it was posted"}, 0},
 		{"resolved while root posting was unfinished: edit what exists", event{req: accessRequest(t, "r", denied)}, half,
 			plan{state: stateDenied, edit: true, final: true}, 0},
@@ -168,5 +172,14 @@ func TestMergeKeepsTheMostAdvancedVersion(t *testing.T) {
 	}
 	if got := merge(event{req: two}, event{deleted: true}); got.req != two || !got.deleted {
 		t.Errorf("deletion lost the request or the flag: %+v", got)
+	}
+	// A pending event from the stream merged with an approval from a
+	// backfill listing is still live: it is posted, as APPROVED.
+	got := merge(event{req: one, live: true}, event{req: done})
+	if !got.live || got.req != done {
+		t.Errorf("merge = %+v, want the resolution, live", got)
+	}
+	if p := decide(got, pluginData{}); !p.post || p.state != stateDenied || !p.final {
+		t.Errorf("decide(merged) = %+v, want a post showing DENIED and a final reply", p)
 	}
 }

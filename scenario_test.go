@@ -327,3 +327,4 @@ func TestScenarioBadReloadKeepsRunningConfig(t *testing.T) {
 	req := h.auth.createRequest("carol", []string{"editor"}, "")
 	h.waitRoots(h.general, req.GetName(), 1)
 }
+

@@ -407,9 +407,9 @@ func (d *daemon) watchOnce(ctx context.Context) (live bool, err error) {
 					d.log.Warn("unexpected resource in access request event", "type", fmt.Sprintf("%T", ev.Resource))
 					continue
 				}
-				d.queue.put(req.GetName(), event{req: req})
+				d.queue.put(req.GetName(), event{req: req, live: true})
 			case types.OpDelete:
-				d.queue.put(ev.Resource.GetName(), event{deleted: true})
+				d.queue.put(ev.Resource.GetName(), event{deleted: true, live: true})
 			}
 		}
 	}
@@ -598,7 +598,7 @@ func (q *queue) put(id string, ev event) {
 // merge keeps the most advanced version of a request: events can arrive out
 // of order when a backfill listing races the watch stream.
 func merge(a, b event) event {
-	out := event{deleted: a.deleted || b.deleted, req: b.req}
+	out := event{deleted: a.deleted || b.deleted, live: a.live || b.live, req: b.req}
 	if a.req != nil && (b.req == nil || progress(a.req) > progress(b.req)) {
 		out.req = a.req
 	}
