@@ -327,4 +327,3 @@ func TestScenarioBadReloadKeepsRunningConfig(t *testing.T) {
 	req := h.auth.createRequest("carol", []string{"editor"}, "")
 	h.waitRoots(h.general, req.GetName(), 1)
 }
-
