@@ -8,8 +8,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gravitational/teleport/api/types"
 )
@@ -324,6 +326,50 @@ func TestScenarioBadReloadKeepsRunningConfig(t *testing.T) {
 		t.Fatalf("reload of a bad config: %v, want an error naming mattermost.url", err)
 	}
 	wantIn(t, "log", h.log(), "keeping the running config")
+	req := h.auth.createRequest("carol", []string{"editor"}, "")
+	h.waitRoots(h.general, req.GetName(), 1)
+}
+
+func TestScenarioGracefulStopFinishesInFlightPost(t *testing.T) {
+	h := newHarness(t, oneChannel)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	h.mm.setFault(func(r *http.Request) (int, http.Header) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v4/posts" {
+			once.Do(func() { close(entered); <-release })
+		}
+		return 0, nil
+	})
+	h.start()
+	req := h.auth.createRequest("carol", []string{"editor"}, "")
+	<-entered
+	h.cancel() // SIGTERM while the post is in flight
+	h.cancel = nil
+	close(release)
+	if err := <-h.done; err != nil {
+		t.Fatalf("start returned %v after a graceful stop", err)
+	}
+	d, err := decodePluginData(h.auth.pluginData(req.GetName()))
+	if err != nil || len(d.Posts) != 1 || d.State != statePending {
+		t.Errorf("after stop: plugin data %+v (%v), want the in-flight post stored", d, err)
+	}
+	wantIn(t, "log", h.log(), "finishing in-flight work", "teleport-mattermost stopped")
+}
+
+func TestScenarioIdentityFileRefreshedPeriodically(t *testing.T) {
+	h := newHarness(t, oneChannel)
+	h.timing.identityCheck = 10 * time.Millisecond
+	h.start()
+	h.auth.writeIdentity(t, h.identity, "renewed-by-tbot")
+	h.auth.waitFor(t, "a watcher opened with the renewed identity", func() bool {
+		users, rpcs := h.auth.clientUsers(), h.auth.rpcs()
+		for i := range rpcs {
+			if rpcs[i] == "WatchEvents" && users[i] == "renewed-by-tbot" {
+				return true
+			}
+		}
+		return false
+	})
 	req := h.auth.createRequest("carol", []string{"editor"}, "")
 	h.waitRoots(h.general, req.GetName(), 1)
 }
