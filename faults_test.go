@@ -97,6 +97,7 @@ func TestFaultBurst(t *testing.T) {
 		}
 		return 0, nil
 	})
+	h.timing.stopGrace = 0 // this first daemon is stopped hard, below
 	h.start()
 	dm := h.dm(h.aliceID) // resolved at start
 
@@ -117,7 +118,6 @@ func TestFaultBurst(t *testing.T) {
 
 	// Hard stop (no grace: posts in flight are cut off), then a restart
 	// with the Auth Service restarted too.
-	h.timing.stopGrace = 0
 	h.stop()
 	h.timing.stopGrace = fastTuning.stopGrace
 	create(requests / 4) // filed while the daemon is down

@@ -524,6 +524,18 @@ func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *ma
 			"request", req.GetName())
 		return nil
 	}
+	if len(d.Posts) == 0 && !store.gone {
+		// A backfill's listing may be older than a deletion: make sure the
+		// request still exists (a write to a deleted one is NotFound)
+		// before posting it.
+		if err := store.save(ctx, d); err != nil {
+			return err
+		}
+		if store.gone {
+			n.log.Info("request deleted before it was posted", "request", req.GetName())
+			return nil
+		}
+	}
 	message, props := renderRequest(n.view(req, state))
 	for _, ch := range targets.channels {
 		if d.hasPost(ch) {
