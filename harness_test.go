@@ -122,9 +122,10 @@ func (h *harness) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
-	before := h.auth.watchers()
+	watches := func() int { return countOf(h.auth.rpcs(), "WatchEvents") }
+	before := watches()
 	go func() { h.done <- startWith(ctx, h.config, true, h.reload, h.timing) }()
-	h.auth.waitFor(h.t, "the daemon's watcher", func() bool { return h.auth.watchers() > before })
+	h.auth.waitFor(h.t, "the daemon's watcher", func() bool { return watches() > before && h.auth.watchers() > 0 })
 	h.t.Cleanup(h.stop)
 }
 
@@ -255,4 +256,14 @@ func (h *harness) waitPluginData(requestID string, cond func(pluginData) bool) p
 		return err == nil && cond(d)
 	})
 	return d
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
 }

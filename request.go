@@ -389,12 +389,7 @@ func (n *notifier) remember(id string, req types.AccessRequest, d pluginData) {
 	}
 	// Keep every post ever made for the request, even if this pass's data
 	// came from an empty read: a post must never be forgotten.
-	for _, p := range old.data.Posts {
-		if !d.hasPost(p.ChannelID) {
-			d.Posts = append(d.Posts, p)
-		}
-	}
-	n.open[id] = openRequest{req: req, data: d}
+	n.open[id] = openRequest{req: req, data: mergeData(d, old.data)}
 }
 
 func (n *notifier) recall(id string) (openRequest, bool) {

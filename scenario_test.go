@@ -217,8 +217,15 @@ func TestScenarioRestartBeforePluginDataWriteRepostsOnce(t *testing.T) {
 	// Documented behaviour: a post whose plugin-data write never happened
 	// (crash, or Teleport down between the two) is made again, once.
 	h := newHarness(t, oneChannel)
+	// Teleport stops taking writes the moment Mattermost takes the post.
+	var once sync.Once
+	h.mm.setFault(func(r *http.Request) (int, http.Header) {
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v4/posts" {
+			once.Do(func() { h.auth.failNext("UpdatePluginData", 1000) })
+		}
+		return 0, nil
+	})
 	h.start()
-	h.auth.failNext("UpdatePluginData", 1000)
 	req := h.auth.createRequest("carol", []string{"editor"}, "")
 	h.waitRoots(h.general, req.GetName(), 1)
 	h.stop()
