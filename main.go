@@ -14,9 +14,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -100,8 +103,14 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (path string, debug
 // runDaemon wires the process signals to start: SIGINT/SIGTERM stop it,
 // SIGHUP reloads the config and identity.
 func runDaemon(path string, debug bool) error {
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	signals, stopSignals := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	// start sees the stop only once the signals' default action is back, so
+	// a second SIGINT/SIGTERM (an impatient ^C) during the grace period for
+	// in-flight posts ends the process at once instead of being swallowed.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	defer context.AfterFunc(signals, func() { stopSignals(); cancel() })()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -122,12 +131,21 @@ func runDaemon(path string, debug bool) error {
 	return start(ctx, path, debug, reload)
 }
 
+// exitCode prints a start-up failure as the one line systemd's journal and
+// the operator see.
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(stderr, "teleport-mattermost: %v\n", err)
+	fmt.Fprintf(stderr, "teleport-mattermost: %s\n", oneLine(err))
 	return 1
+}
+
+// oneLine is err's text on a single line: the Teleport client reports each
+// failed connection method on lines of their own, which would otherwise
+// spread one failure over many journal entries.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // check connects to both sides and resolves every configured recipient,
@@ -139,7 +157,8 @@ func check(ctx context.Context, path string, out io.Writer) int {
 	report := func(what string, err error) {
 		if err != nil {
 			failed++
-			fmt.Fprintf(out, "FAIL %s: %v\n", what, err)
+			// Errors about a recipient start with it; say it once.
+			fmt.Fprintf(out, "FAIL %s: %s\n", what, strings.TrimPrefix(oneLine(err), what+": "))
 			return
 		}
 		fmt.Fprintf(out, "ok   %s\n", what)
@@ -162,16 +181,26 @@ func check(ctx context.Context, path string, out io.Writer) int {
 	mm, err := newMattermost(cfg.Mattermost, quiet)
 	var me mmUser
 	if err == nil {
+		defer mm.http.CloseIdleConnections()
 		me, err = mm.me(ctx)
+	}
+	if isUnauthorized(err) {
+		err = fmt.Errorf("the bot token was rejected (check mattermost.token or token_file; create one under Integrations > Bot Accounts): %w", err)
 	}
 	report("mattermost "+cfg.Mattermost.URL, err)
 	if err != nil {
+		fmt.Fprintf(out, "%d problem(s) found; recipients not checked\n", failed)
 		return 1
 	}
 	fmt.Fprintf(out, "     bot @%s\n", me.Username)
+	// Roles in sorted order ("*" first), so the report reads the same on
+	// every run.
 	all := append([]recipient(nil), cfg.Mattermost.Recipients...)
-	for _, rs := range cfg.RoleToRecipients {
-		all = append(all, rs...)
+	for _, role := range slices.Sorted(maps.Keys(cfg.RoleToRecipients)) {
+		all = append(all, cfg.RoleToRecipients[role]...)
+	}
+	if len(all) == 0 {
+		fmt.Fprintf(out, "     no recipients configured: only suggested reviewers with an email address are messaged\n")
 	}
 	for _, r := range dedupeRecipients(all) {
 		_, err := mm.resolveRecipient(ctx, r, me.ID)
