@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +24,26 @@ import (
 // long instead of retrying forever in the background.
 const teleportDialTimeout = 10 * time.Second
 
+// reachable fails fast, with one plain line, when nothing listens at addr:
+// the api client would retry a refused connection until its dial timeout and
+// then report five connection methods that failed. Behind an HTTPS proxy the
+// address is not dialled directly, so the check is left to the client.
+func reachable(ctx context.Context, addr string) error {
+	for _, env := range []string{"HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"} {
+		if os.Getenv(env) != "" {
+			return nil
+		}
+	}
+	var d net.Dialer
+	ctx, cancel := context.WithTimeout(ctx, teleportDialTimeout)
+	defer cancel()
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return fmt.Errorf("connect to Teleport at %s: %w (is the address right and Teleport running?)", addr, err)
+	}
+	return conn.Close()
+}
+
 // minTeleportVersion is the oldest Auth Service we talk to: the access
 // request and plugin data APIs we rely on are complete from 6.1.0 on.
 var minTeleportVersion = teleportVersion{6, 1, 0}
@@ -35,6 +56,9 @@ var minTeleportVersion = teleportVersion{6, 1, 0}
 func connectTeleport(ctx context.Context, cfg teleportConfig) (*client.Client, proto.PingResponse, error) {
 	creds, err := teleportCredentials(cfg, time.Now())
 	if err != nil {
+		return nil, proto.PingResponse{}, err
+	}
+	if err := reachable(ctx, cfg.Addr); err != nil {
 		return nil, proto.PingResponse{}, err
 	}
 	clt, err := client.New(ctx, client.Config{
