@@ -14,11 +14,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -193,17 +191,15 @@ func check(ctx context.Context, path string, out io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(out, "     bot @%s\n", me.Username)
-	// Roles in sorted order ("*" first), so the report reads the same on
-	// every run.
-	all := append([]recipient(nil), cfg.Mattermost.Recipients...)
-	for _, role := range slices.Sorted(maps.Keys(cfg.RoleToRecipients)) {
-		all = append(all, cfg.RoleToRecipients[role]...)
-	}
-	if len(all) == 0 {
+	recipients := staticRecipients(cfg)
+	if len(recipients) == 0 {
 		fmt.Fprintf(out, "     no recipients configured: only suggested reviewers with an email address are messaged\n")
 	}
-	for _, r := range dedupeRecipients(all) {
-		_, err := mm.resolveRecipient(ctx, r, me.ID)
+	for _, r := range recipients {
+		id, err := mm.resolveRecipient(ctx, r, me.ID)
+		if err == nil {
+			err = botMayPost(ctx, mm, r, id, me)
+		}
 		report("recipient "+r.String(), err)
 	}
 	if failed > 0 {

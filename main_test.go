@@ -312,7 +312,7 @@ func TestCheckNoRecipients(t *testing.T) {
 
 func TestCheckReportsEachBadRecipient(t *testing.T) {
 	h := checkHarness(t)
-	path := cliConfig{mattermost: `recipients = ["myteam/general", "otherteam/general", "nobody@example.com", "myteam/secret", "alice@example.com"]`}.write(t, h)
+	path := cliConfig{mattermost: `recipients = ["myteam/general", "otherteam/general", "nobody@example.com", "myteam/secret", "alice@example.com", "myteam/outsiders"]`}.write(t, h)
 	code, out, _ := runCLI("check", "--config", path)
 	if code != 1 {
 		t.Errorf("exit %d, want 1", code)
@@ -334,6 +334,7 @@ func TestCheckReportsEachBadRecipient(t *testing.T) {
 		{"otherteam/general", false, []string{`team "otherteam" not found`, "check the team name"}},
 		{"nobody@example.com", false, []string{`no Mattermost user with email "nobody@example.com"`}},
 		{"myteam/secret", false, []string{`channel "secret" not found in team "myteam"`, "invite the bot: /invite @teleport"}},
+		{"myteam/outsiders", false, []string{"the bot is not a member of the channel", "/invite @teleport"}},
 	} {
 		l := lines[c.recipient]
 		prefix := "FAIL recipient " + c.recipient + ": "
@@ -348,7 +349,7 @@ func TestCheckReportsEachBadRecipient(t *testing.T) {
 			t.Errorf("line names the recipient twice: %q", l)
 		}
 	}
-	wantIn(t, "output", out, "\n3 problem(s) found\n")
+	wantIn(t, "output", out, "\n4 problem(s) found\n")
 }
 
 func TestCheckBadToken(t *testing.T) {

@@ -243,6 +243,28 @@ func (m *mattermost) channelByName(ctx context.Context, team, name string) (mmCh
 	return c, err
 }
 
+// autocompleteChannels lists the team's channels whose name or display name
+// starts with name, private ones the bot is in included (search leaves them out).
+func (m *mattermost) autocompleteChannels(ctx context.Context, teamID, name string) ([]mmChannel, error) {
+	var cs []mmChannel
+	err := m.call(ctx, http.MethodGet, "/teams/"+url.PathEscape(teamID)+"/channels/autocomplete?name="+url.QueryEscape(name), nil, &cs)
+	return cs, err
+}
+
+// isChannelMember reports whether userID is in channelID: the bot can look
+// up an open channel it is not in, but posting there fails with 403. A real
+// server answers this lookup with 403 too when the bot is not a member.
+func (m *mattermost) isChannelMember(ctx context.Context, channelID, userID string) (bool, error) {
+	var member struct {
+		UserID string `json:"user_id"`
+	}
+	err := m.call(ctx, http.MethodGet, "/channels/"+url.PathEscape(channelID)+"/members/"+url.PathEscape(userID), nil, &member)
+	if isNotFound(err) || isForbidden(err) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 func (m *mattermost) searchChannels(ctx context.Context, teamID, term string) ([]mmChannel, error) {
 	var cs []mmChannel
 	err := m.call(ctx, http.MethodPost, "/teams/"+url.PathEscape(teamID)+"/channels/search",
@@ -307,6 +329,13 @@ func (m *mattermost) resolveRecipient(ctx context.Context, r recipient, botID st
 	found, err := m.searchChannels(ctx, team.ID, r.Channel)
 	if err != nil {
 		return "", fmt.Errorf("recipient %s: search channels of team %q: %w", r, r.Team, err)
+	}
+	if len(channelsNamed(found, r.Channel, strings.EqualFold)) == 0 {
+		// Search leaves out private channels; autocomplete has the ones
+		// the bot is in.
+		if found, err = m.autocompleteChannels(ctx, team.ID, r.Channel); err != nil {
+			return "", fmt.Errorf("recipient %s: look up channels of team %q: %w", r, r.Team, err)
+		}
 	}
 	matches := channelsNamed(found, r.Channel, func(a, b string) bool { return a == b })
 	if len(matches) == 0 {

@@ -178,7 +178,8 @@ func TestFakeMattermostErrorAnswers(t *testing.T) {
 		{"router before auth", "GET", "/api/v4/teams/name/myteam/channels/name/Town%20Square", "", 404, "api.context.404.app_error", true},
 		{"unknown email", "GET", "/api/v4/users/email/bob@example.com", f.token, 404, "app.user.missing_account.const", false},
 		{"unknown route", "GET", "/api/v4/nothing", f.token, 404, "api.context.404.app_error", true},
-		{"unknown post", "PUT", "/api/v4/posts/abc/patch", f.token, 404, "app.post.get.app_error", false},
+		{"malformed post id", "PUT", "/api/v4/posts/abc/patch", f.token, 400, "api.context.invalid_url_param.app_error", false},
+		{"unknown post", "PUT", "/api/v4/posts/zzzzzzzzzzzzzzzzzzzzzzzzzz/patch", f.token, 403, "api.context.permissions.app_error", false},
 	}
 	f.addPrivateChannel("myteam", "hidden", "Hidden", false)
 	for _, c := range cases {
@@ -334,9 +335,13 @@ func TestFakeMattermostDirectChannel(t *testing.T) {
 	if !isForbidden(err) {
 		t.Fatalf("direct channel between others: %v", err)
 	}
-	_, err = w.m.directChannel(ctx, w.f.botID, "nosuchuser")
+	_, err = w.m.directChannel(ctx, w.f.botID, "zzzzzzzzzzzzzzzzzzzzzzzzzz")
 	if ae := asAPIError(t, err); ae.Status != 400 || ae.ID != "api.channel.create_direct_channel.invalid_user.app_error" {
 		t.Fatalf("unknown user: %v", err)
+	}
+	_, err = w.m.directChannel(ctx, w.f.botID, "nosuchuser")
+	if ae := asAPIError(t, err); ae.Status != 400 || ae.ID != "api.context.invalid_body_param.app_error" {
+		t.Fatalf("malformed user id: %v", err)
 	}
 }
 
@@ -361,17 +366,21 @@ func TestFakeMattermostSearchChannels(t *testing.T) {
 		"town":        "town-square",
 		"Town Square": "town-square",
 		"REQUEST":     "access-requests",
-		"quarterly":   "q3",                 // display name only
-		"review":      "private-reviews,q3", // not the private channel the bot is not in
+		"quarterly":   "q3", // display name only
+		"review":      "q3", // public channels only, as on a real server
 		"zzz":         "",
 	} {
 		if got := names(term); got != want {
 			t.Errorf("search %q: %q, want %q", term, got, want)
 		}
 	}
-	_, err := w.m.searchChannels(ctx, "nosuchteam", "x")
+	_, err := w.m.searchChannels(ctx, "zzzzzzzzzzzzzzzzzzzzzzzzzz", "x")
 	if !isNotFound(err) {
 		t.Fatalf("unknown team id: %v", err)
+	}
+	_, err = w.m.searchChannels(ctx, "nosuchteam", "x")
+	if ae := asAPIError(t, err); ae.Status != 400 || ae.ID != "api.context.invalid_url_param.app_error" {
+		t.Fatalf("malformed team id: %v", err)
 	}
 }
 
@@ -1114,5 +1123,28 @@ func TestResolveRecipientHintBeforeMe(t *testing.T) {
 	_, err := w.m.resolveRecipient(context.Background(), recipient{Team: "myteam", Channel: "nope"}, w.f.botID)
 	if err == nil || !strings.Contains(err.Error(), "/invite @<bot username>") {
 		t.Fatalf("hint without the bot's name: %v", err)
+	}
+}
+
+func TestResolvePrivateChannelByDisplayName(t *testing.T) {
+	w := newMMWorld(t)
+	ctx := context.Background()
+	id, err := w.m.resolveRecipient(ctx, recipient{Team: "myteam", Channel: "Private Reviews"}, w.f.botID)
+	if err != nil || id != w.private {
+		t.Fatalf("resolve myteam/Private Reviews = %q, %v; want %q (search leaves private channels out; autocomplete has them)", id, err, w.private)
+	}
+	if n := len(callsTo(w.f, "GET", "/api/v4/teams/"+w.team+"/channels/autocomplete")); n != 1 {
+		t.Errorf("%d autocomplete calls, want 1", n)
+	}
+}
+
+func TestIsChannelMember(t *testing.T) {
+	w := newMMWorld(t)
+	ctx := context.Background()
+	for ch, want := range map[string]bool{w.access: true, w.private: true, w.outsiders: false} {
+		got, err := w.m.isChannelMember(ctx, ch, w.f.botID)
+		if err != nil || got != want {
+			t.Errorf("isChannelMember(%s) = %v, %v; want %v", ch, got, err, want)
+		}
 	}
 }

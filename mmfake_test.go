@@ -84,6 +84,9 @@ var (
 	// The router's patterns for names and ids: anything else is its 404.
 	fakeNameSegment = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 	fakeIDSegment   = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+	// What the handlers then accept as an id (model.IsValidId): the router
+	// lets "abc" through, the handler answers 400 invalid_url_param.
+	fakeValidID = regexp.MustCompile(`^[A-Za-z0-9]{26}$`)
 )
 
 func newFakeMattermost(t testing.TB) *fakeMattermost {
@@ -367,12 +370,18 @@ func (f *fakeMattermost) route(w http.ResponseWriter, r *http.Request, body []by
 		handle = func() { f.channelByName(w, seg[2], seg[5], reqID) }
 	case is("POST", "teams", "{id}", "channels", "search"):
 		handle = func() { f.searchChannels(w, seg[1], body, reqID) }
+	case is("GET", "teams", "{id}", "channels", "autocomplete"):
+		handle = func() { f.autocompleteChannels(w, seg[1], r.URL.Query().Get("name"), reqID) }
+	case is("GET", "channels", "{id}", "members", "{id}"):
+		handle = func() { f.channelMember(w, seg[1], seg[3], reqID) }
 	case is("POST", "channels", "direct"):
 		handle = func() { f.directChannel(w, body, reqID) }
 	case is("POST", "posts"):
 		handle = func() { f.createPost(w, body, reqID) }
 	case is("PUT", "posts", "{id}", "patch"):
 		handle = func() { f.patchPost(w, seg[1], body, reqID) }
+	case is("GET", "posts", "{id}"):
+		handle = func() { f.getPost(w, seg[1], reqID) }
 	default:
 		fakeJSON(w, http.StatusNotFound, map[string]any{
 			"id":             "api.context.404.app_error",
@@ -430,6 +439,10 @@ func (f *fakeMattermost) channelByName(w http.ResponseWriter, team, name, reqID 
 }
 
 func (f *fakeMattermost) searchChannels(w http.ResponseWriter, teamID string, body []byte, reqID string) {
+	if !fakeValidID.MatchString(teamID) {
+		fakeInvalidURLParam(w, "team_id", reqID)
+		return
+	}
 	var in struct {
 		Term string `json:"term"`
 	}
@@ -445,7 +458,9 @@ func (f *fakeMattermost) searchChannels(w http.ResponseWriter, teamID string, bo
 	term := strings.ToLower(in.Term)
 	found := []mmChannel{}
 	for _, c := range tm.channels {
-		if c.visible() && (strings.Contains(strings.ToLower(c.Name), term) || strings.Contains(strings.ToLower(c.DisplayName), term)) {
+		// Only public channels: a real server's team channel search leaves
+		// out private channels even when the bot is a member.
+		if c.Type == "O" && (strings.Contains(strings.ToLower(c.Name), term) || strings.Contains(strings.ToLower(c.DisplayName), term)) {
 			found = append(found, c.mmChannel)
 		}
 	}
@@ -455,8 +470,30 @@ func (f *fakeMattermost) searchChannels(w http.ResponseWriter, teamID string, bo
 
 func (f *fakeMattermost) directChannel(w http.ResponseWriter, body []byte, reqID string) {
 	var ids []string
-	if err := json.Unmarshal(body, &ids); err != nil || len(ids) != 2 {
+	if err := json.Unmarshal(body, &ids); err != nil {
 		fakeError(w, 400, "api.context.invalid_body_param.app_error", "Invalid or missing user_ids in request body.", reqID)
+		return
+	}
+	// A real server drops repeated ids; one id left is a direct channel
+	// with oneself, which only the caller may open.
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	if len(ids) == 1 && ids[0] == f.botID {
+		ids = append(ids, ids[0])
+	}
+	if len(ids) != 2 {
+		fakeError(w, 400, "api.context.invalid_body_param.app_error", "Invalid or missing user_ids in request body.", reqID)
+		return
+	}
+	// The real server's order: malformed ids, then whether the caller is
+	// one of the two, then whether both users exist.
+	for _, id := range ids {
+		if !fakeValidID.MatchString(id) {
+			fakeError(w, 400, "api.context.invalid_body_param.app_error", "Invalid or missing user_id in request body.", reqID)
+			return
+		}
+	}
+	if ids[0] != f.botID && ids[1] != f.botID {
+		fakeError(w, 403, "api.context.permissions.app_error", "You do not have the appropriate permissions.", reqID)
 		return
 	}
 	for _, id := range ids {
@@ -465,12 +502,7 @@ func (f *fakeMattermost) directChannel(w http.ResponseWriter, body []byte, reqID
 			return
 		}
 	}
-	if ids[0] != f.botID && ids[1] != f.botID {
-		fakeError(w, 403, "api.context.permissions.app_error", "You do not have the appropriate permissions.", reqID)
-		return
-	}
-	slices.Sort(ids)
-	name := ids[0] + "__" + ids[1]
+	name := ids[0] + "__" + ids[1] // sorted above
 	id, ok := f.direct[name]
 	if !ok {
 		c := &fakeChannel{mmChannel: mmChannel{ID: fakeID(), Type: "D", Name: name}, botMember: true}
@@ -524,6 +556,8 @@ func (f *fakeMattermost) createPost(w http.ResponseWriter, body []byte, reqID st
 	f.postsBy[p.ChannelID] = append(f.postsBy[p.ChannelID], p)
 	if root != nil {
 		root.ReplyCount++
+		// A reply's answer carries its thread's count, as the root's does.
+		p.ReplyCount = root.ReplyCount
 	}
 	fakeJSON(w, 201, p.wire())
 }
@@ -547,12 +581,14 @@ func (f *fakeMattermost) patchPost(w http.ResponseWriter, id string, body []byte
 		fakeError(w, 400, "api.context.invalid_body_param.app_error", "Invalid or missing post in request body.", reqID)
 		return
 	}
-	p := f.postByID[id]
-	if p == nil {
-		fakeError(w, 404, "app.post.get.app_error", "Unable to get the post.", reqID)
+	if !fakeValidID.MatchString(id) {
+		fakeInvalidURLParam(w, "post_id", reqID)
 		return
 	}
-	if !f.channels[p.ChannelID].botMember {
+	p := f.postByID[id]
+	// A real server checks the permission on the post first, so an unknown
+	// post is a 403 here, not a 404.
+	if p == nil || !f.channels[p.ChannelID].botMember {
 		fakeError(w, 403, "api.context.permissions.app_error", "You do not have the appropriate permissions.", reqID)
 		return
 	}
@@ -564,11 +600,41 @@ func (f *fakeMattermost) patchPost(w http.ResponseWriter, id string, body []byte
 		p.Message = *in.Message
 	}
 	if in.Props != nil {
-		p.Props = botProps(*in.Props) // replaced, never mutated: see copyPosts
+		// Replaced, never mutated (see copyPosts). A real server keeps none
+		// of the old props, not even its own from_bot mark.
+		p.Props = maps.Clone(*in.Props)
+		if p.Props == nil {
+			p.Props = map[string]any{}
+		}
 	}
 	p.UpdateAt = nowAfter(p.UpdateAt)
 	p.EditAt = p.UpdateAt
 	fakeJSON(w, 200, p.wire())
+}
+
+// getPost answers GET /posts/{id}: the bot reads posts in public channels
+// and in the channels it is a member of.
+func (f *fakeMattermost) getPost(w http.ResponseWriter, id, reqID string) {
+	if !fakeValidID.MatchString(id) {
+		fakeInvalidURLParam(w, "post_id", reqID)
+		return
+	}
+	p := f.postByID[id]
+	if p == nil {
+		fakeError(w, 404, "app.post.get.app_error", "Unable to get the post.", reqID)
+		return
+	}
+	if !f.channels[p.ChannelID].visible() {
+		fakeError(w, 403, "api.context.permissions.app_error", "You do not have the appropriate permissions.", reqID)
+		return
+	}
+	fakeJSON(w, 200, p.wire())
+}
+
+// fakeInvalidURLParam is the 400 for an id in the path that the router let
+// through but is not 26 alphanumerics.
+func fakeInvalidURLParam(w http.ResponseWriter, param, reqID string) {
+	fakeError(w, 400, "api.context.invalid_url_param.app_error", "Invalid or missing "+param+" parameter in request URL.", reqID)
 }
 
 // wire is the post as the API answers it (no omitted zero fields).
@@ -578,4 +644,44 @@ func (p *fakePost) wire() map[string]any {
 		"user_id": p.UserID, "channel_id": p.ChannelID, "root_id": p.RootID, "message": p.Message,
 		"type": "", "props": p.Props, "reply_count": p.ReplyCount,
 	}
+}
+
+// autocompleteChannels is GET /teams/{id}/channels/autocomplete?name=: the
+// team's channels whose name or display name starts with name, private ones
+// the bot is in included.
+func (f *fakeMattermost) autocompleteChannels(w http.ResponseWriter, teamID, name, reqID string) {
+	if !fakeValidID.MatchString(teamID) {
+		fakeInvalidURLParam(w, "team_id", reqID)
+		return
+	}
+	tm := f.teamIDs[teamID]
+	if tm == nil {
+		fakeError(w, 404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID.", reqID)
+		return
+	}
+	prefix := strings.ToLower(name)
+	found := []mmChannel{}
+	for _, c := range tm.channels {
+		if c.visible() && (strings.HasPrefix(strings.ToLower(c.Name), prefix) || strings.HasPrefix(strings.ToLower(c.DisplayName), prefix)) {
+			found = append(found, c.mmChannel)
+		}
+	}
+	slices.SortFunc(found, func(a, b mmChannel) int { return strings.Compare(a.Name, b.Name) })
+	fakeJSON(w, 200, found)
+}
+
+// channelMember is GET /channels/{id}/members/{user_id}; the fake tracks
+// only the bot's memberships. A real server answers 403 for a channel the
+// bot is not in, open or private.
+func (f *fakeMattermost) channelMember(w http.ResponseWriter, channelID, userID, reqID string) {
+	c := f.channels[channelID]
+	if c == nil || !c.botMember {
+		fakeError(w, 403, "api.context.permissions.app_error", "You do not have the appropriate permissions.", reqID)
+		return
+	}
+	if userID != f.botID {
+		fakeError(w, 404, "app.channel.get_member.missing.app_error", "No channel member found for that user ID and channel ID.", reqID)
+		return
+	}
+	fakeJSON(w, 200, map[string]any{"channel_id": channelID, "user_id": userID, "roles": "channel_user"})
 }

@@ -572,6 +572,9 @@ func (n *notifier) reply(ctx context.Context, mm *mattermost, roots []postRef, m
 
 func (n *notifier) edit(ctx context.Context, mm *mattermost, roots []postRef, v requestView) error {
 	message, props := renderRequest(v)
+	// A patch with props replaces them all, and the server sets from_bot
+	// only on create: keep the BOT badge on edited posts.
+	props["from_bot"] = "true"
 	for _, root := range roots {
 		_, err := mm.patchPost(ctx, root.PostID, message, props)
 		if isForbidden(err) || isNotFound(err) {

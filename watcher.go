@@ -9,9 +9,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -223,16 +225,44 @@ func (d *daemon) useMattermost(ctx context.Context, cfg *Config) error {
 // resolveStatic looks up every configured recipient once, so mistakes show in
 // the log at start and the first request does not pay for the lookups.
 func (d *daemon) resolveStatic(ctx context.Context) {
-	cfg := d.config()
-	all := append([]recipient(nil), cfg.Mattermost.Recipients...)
-	for _, rs := range cfg.RoleToRecipients {
-		all = append(all, rs...)
-	}
-	for _, r := range dedupeRecipients(all) {
-		if _, err := d.channel(ctx, r); err != nil {
-			d.log.Warn("cannot resolve recipient; requests will not be posted there", "recipient", r.String(), "error", err)
+	d.mu.Lock()
+	mm, bot := d.mm, mmUser{ID: d.botID, Username: d.botName}
+	d.mu.Unlock()
+	for _, r := range staticRecipients(d.config()) {
+		id, err := d.channel(ctx, r)
+		if err == nil {
+			err = botMayPost(ctx, mm, r, id, bot)
+		}
+		if err != nil {
+			d.log.Warn("recipient unusable; requests will not be posted there", "recipient", r.String(), "error", err)
 		}
 	}
+}
+
+// staticRecipients are the configured recipients, each once, roles in
+// sorted order ("*" first) so that logs and reports read the same each run.
+func staticRecipients(cfg *Config) []recipient {
+	all := append([]recipient(nil), cfg.Mattermost.Recipients...)
+	for _, role := range slices.Sorted(maps.Keys(cfg.RoleToRecipients)) {
+		all = append(all, cfg.RoleToRecipients[role]...)
+	}
+	return dedupeRecipients(all)
+}
+
+// botMayPost checks that the bot is a member of a channel recipient: it can
+// look up an open channel it is not in, but posting there fails.
+func botMayPost(ctx context.Context, mm *mattermost, r recipient, channelID string, bot mmUser) error {
+	if r.Email != "" {
+		return nil // a direct channel always has the bot in it
+	}
+	in, err := mm.isChannelMember(ctx, channelID, bot.ID)
+	if err != nil {
+		return fmt.Errorf("recipient %s: check the bot's membership: %w", r, err)
+	}
+	if !in {
+		return fmt.Errorf("recipient %s: the bot is not a member of the channel, so posts there fail; invite it: /invite @%s", r, bot.Username)
+	}
+	return nil
 }
 
 func dedupeRecipients(rs []recipient) []recipient {
