@@ -392,6 +392,32 @@ func (n *notifier) remember(id string, req types.AccessRequest, d pluginData) {
 	n.open[id] = openRequest{req: req, data: mergeData(d, old.data)}
 }
 
+// recallAll loads the stored posts of every open request in reqs into
+// memory with one read, before any of them is handled: a request deleted
+// while a backfill is still being worked through can then still be marked
+// expired. A failure only narrows that; handling reads the data again.
+func (n *notifier) recallAll(ctx context.Context, tp teleport, reqs []types.AccessRequest) {
+	entries, err := tp.GetPluginData(ctx, types.PluginDataFilter{Kind: types.KindAccessRequest, Plugin: pluginName})
+	if err != nil {
+		n.log.Debug("backfill: read all plugin data", "error", err)
+		return
+	}
+	byID := make(map[string]types.AccessRequest, len(reqs))
+	for _, r := range reqs {
+		byID[r.GetName()] = r
+	}
+	for _, e := range entries {
+		req, ok := byID[e.GetName()]
+		entry := e.Entries()[pluginName]
+		if !ok || entry == nil {
+			continue
+		}
+		if d, err := decodePluginData(entry.Data); err == nil && len(d.Posts) > 0 {
+			n.remember(req.GetName(), req, d)
+		}
+	}
+}
+
 func (n *notifier) recall(id string) (openRequest, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()

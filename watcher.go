@@ -456,6 +456,7 @@ func (d *daemon) backfill(ctx context.Context) {
 		}
 		return
 	}
+	d.notify.recallAll(ctx, d.teleport(), reqs)
 	for _, req := range reqs {
 		d.queue.put(req.GetName(), event{req: req})
 	}
