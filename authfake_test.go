@@ -264,21 +264,11 @@ func (f *fakeAuth) notifyLocked() {
 // cond runs without the fake's lock held, so it may call the fake's getters.
 func (f *fakeAuth) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(fakeAuthWaitLimit)
-	defer deadline.Stop()
-	for {
+	waitChanged(t, "fake auth: "+what, fakeAuthWaitLimit, func() <-chan struct{} {
 		f.mu.Lock()
-		changed := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			t.Fatalf("fake auth: timed out after %s waiting for %s", fakeAuthWaitLimit, what)
-		}
-	}
+		defer f.mu.Unlock()
+		return f.changed
+	}, cond)
 }
 
 // waitWatchers waits until exactly n watch streams are open.

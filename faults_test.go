@@ -17,26 +17,6 @@ import (
 	"github.com/gravitational/teleport/api/types"
 )
 
-// waitLong is mm.waitFor with a longer deadline, for the burst.
-func (h *harness) waitLong(what string, d time.Duration, cond func() bool, state func() string) {
-	h.t.Helper()
-	deadline := time.NewTimer(d)
-	defer deadline.Stop()
-	for {
-		h.mm.mu.Lock()
-		changed := h.mm.changed
-		h.mm.mu.Unlock()
-		if cond() {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline.C:
-			h.t.Fatalf("timed out after %v waiting for %s; %s", d, what, state())
-		}
-	}
-}
-
 // burstOutcome is what Mattermost shows for one request.
 type burstOutcome struct {
 	roots   map[string][]mmPost // channel -> root posts of the request
@@ -176,7 +156,12 @@ func TestFaultBurst(t *testing.T) {
 		return o.replies >= len(channels) // at least the final reply in each thread
 	}
 	var stuck string
-	h.waitLong("every request delivered and resolved", time.Minute, func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Log(stuck)
+		}
+	}()
+	h.mm.waitLong(t, "every request delivered and resolved", time.Minute, func() bool {
 		for _, id := range ids {
 			if !done(id) {
 				o := h.outcome(id, channels)
@@ -191,7 +176,7 @@ func TestFaultBurst(t *testing.T) {
 			}
 		}
 		return true
-	}, func() string { return stuck })
+	})
 
 	// Every request posted to every recipient exactly once, except inside
 	// the documented window: a post cut off by the hard stop before its

@@ -171,26 +171,22 @@ func (h *harness) observe(id string, err error) {
 // all (counting from the harness's creation).
 func (h *harness) waitHandled(id string, n int) {
 	h.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
+	changed := func() <-chan struct{} {
 		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.changed
+	}
+	waitChanged(h.t, fmt.Sprintf("request %s handled %d time(s)", id, n), 10*time.Second, changed, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
 		ok := 0
 		for _, x := range h.handled {
 			if x.id == id && x.err == nil {
 				ok++
 			}
 		}
-		changed := h.changed
-		h.mu.Unlock()
-		if ok >= n {
-			return
-		}
-		select {
-		case <-changed:
-		case <-deadline:
-			h.t.Fatalf("request %s was not handled %d time(s) within 10s; log:\n%s", id, n, h.log())
-		}
-	}
+		return ok >= n
+	})
 }
 
 // log is what the daemon has logged so far.
@@ -266,4 +262,24 @@ func countOf(list []string, s string) int {
 		}
 	}
 	return n
+}
+
+// waitChanged re-checks cond each time changed() is closed, until cond holds
+// or d passes. changed must be taken before cond is checked, under the same
+// lock that closes it, so that no change is missed.
+func waitChanged(t testing.TB, what string, d time.Duration, changed func() <-chan struct{}, cond func() bool) {
+	t.Helper()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	for {
+		ch := changed()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+	}
 }

@@ -229,23 +229,17 @@ func (f *fakeMattermost) setDelay(d time.Duration) {
 // answers; it fails the test after 10s.
 func (f *fakeMattermost) waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	timeout := time.NewTimer(10 * time.Second)
-	defer timeout.Stop()
-	for {
-		// Take the channel before checking cond: a call answered after the
-		// check closes this very channel, so no change is missed.
+	f.waitLong(t, what, 10*time.Second, cond)
+}
+
+// waitLong is waitFor with a deadline of d (bursts).
+func (f *fakeMattermost) waitLong(t testing.TB, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	waitChanged(t, "fake mattermost: "+what, d, func() <-chan struct{} {
 		f.mu.Lock()
-		changed := f.changed
-		f.mu.Unlock()
-		if cond() {
-			return
-		}
-		select {
-		case <-changed:
-		case <-timeout.C:
-			t.Fatalf("fake mattermost: timed out waiting for %s", what)
-		}
-	}
+		defer f.mu.Unlock()
+		return f.changed
+	}, cond)
 }
 
 func (f *fakeMattermost) record(c mmCall) {
