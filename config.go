@@ -38,7 +38,7 @@ type mattermostConfig struct {
 	TokenFile   string // "" when the token is inline
 	CAFile      string // optional PEM bundle for a private CA
 	Recipients  []recipient
-	Concurrency int // requests handled at once; default 8, 1..256
+	Concurrency int // Mattermost calls in flight; default 8, 1..256
 }
 
 type logConfig struct {
@@ -531,7 +531,8 @@ recipients = [
   "first.last@example.com",
 ]
 
-# Access requests handled at once, 1 to 256.
+# Mattermost calls in flight at once, 1 to 256; up to four times as many
+# access requests are worked on at once.
 concurrency = 8
 
 # Instead of recipients: recipients per requested role. A role without an

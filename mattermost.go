@@ -57,6 +57,11 @@ type mattermost struct {
 	rateLimitMax   time.Duration                     // longest pause a 429 may impose
 	jitter         func(time.Duration) time.Duration // full jitter: uniform in [0, d)
 
+	// calls bounds the HTTP exchanges in flight (mattermost.concurrency)
+	// however many requests are being handled: the bound protects
+	// Mattermost, and a request waiting on Teleport holds no part of it.
+	calls chan struct{}
+
 	mu sync.Mutex
 	// notBefore is shared by all calls: once the server answered 429, no
 	// worker sends anything before the reset time, so that a rate-limited
@@ -131,6 +136,7 @@ func newMattermost(cfg mattermostConfig, log *slog.Logger) (*mattermost, error) 
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 		log:            log,
+		calls:          make(chan struct{}, conns),
 		attemptTimeout: mmAttemptTimeout,
 		backoffStart:   mmBackoffStart,
 		backoffCap:     mmBackoffCap,
@@ -398,10 +404,12 @@ func (m *mattermost) call(ctx context.Context, method, path string, in, out any)
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if err := m.waitRateLimit(ctx); err != nil {
-			return fmt.Errorf("mattermost: %s %s: waiting for the rate limit to reset: %w", method, path, err)
+		release, err := m.slot(ctx)
+		if err != nil {
+			return fmt.Errorf("mattermost: %s %s: %w", method, path, err)
 		}
 		retry, pause, err := m.attempt(ctx, method, path, body, out)
+		release()
 		if err == nil {
 			return nil
 		}
@@ -604,6 +612,26 @@ func (m *mattermost) backoff(attempt int) time.Duration {
 		}
 	}
 	return m.jitter(d)
+}
+
+// slot waits for one of the calls allowed in flight, then for the end of
+// any rate-limit pause: in that order, so that a 429 answered while calls
+// queue for a slot holds them all.
+func (m *mattermost) slot(ctx context.Context) (release func(), err error) {
+	release = func() {}
+	if m.calls != nil {
+		select {
+		case m.calls <- struct{}{}:
+			release = func() { <-m.calls }
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a free call slot: %w", ctx.Err())
+		}
+	}
+	if err := m.waitRateLimit(ctx); err != nil {
+		release()
+		return nil, fmt.Errorf("waiting for the rate limit to reset: %w", err)
+	}
+	return release, nil
 }
 
 // waitRateLimit holds a call until the shared rate-limit pause is over.

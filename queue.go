@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -27,9 +28,15 @@ type queue struct {
 	retryMax time.Duration
 	wg       sync.WaitGroup
 
-	mu    sync.Mutex
-	slots map[string]*slot // requests with a worker
+	mu      sync.Mutex
+	slots   map[string]*slot // requests with a worker
+	handled int              // handlings since the queue was last empty
 }
+
+// burstSize is how many handlings make a burst whose memory is given back
+// to the OS once the queue is empty: the Go runtime would keep the pages
+// for minutes, and a daemon that idles between bursts should not.
+const burstSize = 64
 
 // slot is one request's next event, waiting for its worker.
 type slot struct {
@@ -87,17 +94,24 @@ func progress(req types.AccessRequest) int {
 	return n
 }
 
-func (q *queue) take(id string) (event, bool) {
+// take is id's next event; false when there is none and the slot is gone.
+// drained reports that this emptied the queue after a burst.
+func (q *queue) take(id string) (ev event, ok, drained bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	s := q.slots[id]
 	if !s.has {
 		delete(q.slots, id)
-		return event{}, false
+		q.handled++
+		if len(q.slots) > 0 {
+			return event{}, false, false
+		}
+		drained, q.handled = q.handled >= burstSize, 0
+		return event{}, false, drained
 	}
-	ev := s.next
+	ev = s.next
 	s.next, s.has = event{}, false
-	return ev, true
+	return ev, true, false
 }
 
 // requeue puts a failed event back under whatever arrived meanwhile.
@@ -138,9 +152,12 @@ func (q *queue) work(id string) {
 			return
 		default:
 		}
-		ev, ok := q.take(id)
+		ev, ok, drained := q.take(id)
 		if !ok {
 			<-q.sem
+			if drained {
+				debug.FreeOSMemory()
+			}
 			return
 		}
 		err := q.handle(q.ctx, id, ev)

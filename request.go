@@ -462,7 +462,7 @@ func (n *notifier) handle(ctx context.Context, id string, ev event) error {
 			err = store.save(ctx, store.data)
 		}
 	} else {
-		err = n.apply(ctx, store, ev.req, p)
+		err = n.apply(ctx, store, ev.req, p, ev.live)
 	}
 	if ev.deleted && err == nil {
 		n.forgetRequest(id)
@@ -480,11 +480,12 @@ func (n *notifier) handle(ctx context.Context, id string, ev event) error {
 }
 
 // apply carries out p, saving after each step that must not be repeated.
-func (n *notifier) apply(ctx context.Context, store *pluginDataStore, req types.AccessRequest, p plan) error {
+// live says the event came from the watch stream, not a backfill listing.
+func (n *notifier) apply(ctx context.Context, store *pluginDataStore, req types.AccessRequest, p plan, live bool) error {
 	mm := n.mm()
 	d := store.data
 	if p.post {
-		if err := n.postRoots(ctx, store, mm, req, p.state); err != nil {
+		if err := n.postRoots(ctx, store, mm, req, p.state, p.shown, !live); err != nil {
 			return err
 		}
 		d = store.data
@@ -525,12 +526,19 @@ func (n *notifier) apply(ctx context.Context, store *pluginDataStore, req types.
 		}
 		d.Done = true
 	}
+	if d.equal(store.data) {
+		return nil // stored already, with the last root post
+	}
 	return store.save(ctx, d)
 }
 
 // postRoots posts the request to every target channel that lacks a root
 // post, saving after each post: a crash repeats at most that one post.
-func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *mattermost, req types.AccessRequest, state string) error {
+//
+// The write after the last post also records the state the posts show,
+// which saves apply a write of its own. verify checks first that the
+// request still exists.
+func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *mattermost, req types.AccessRequest, state string, shown int, verify bool) error {
 	targets, err := n.targets(ctx, req)
 	if err != nil {
 		return err
@@ -545,10 +553,11 @@ func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *ma
 			"request", req.GetName())
 		return nil
 	}
-	if len(d.Posts) == 0 && !store.gone {
+	if verify && len(d.Posts) == 0 && !store.gone {
 		// A backfill's listing may be older than a deletion: make sure the
 		// request still exists (a write to a deleted one is NotFound)
-		// before posting it.
+		// before posting it. A watch event needs no check: a deletion
+		// after it follows it through the queue.
 		if err := store.save(ctx, d); err != nil {
 			return err
 		}
@@ -558,7 +567,7 @@ func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *ma
 		}
 	}
 	message, props := renderRequest(n.view(req, state))
-	for _, ch := range targets.channels {
+	for i, ch := range targets.channels {
 		if d.hasPost(ch) {
 			continue
 		}
@@ -573,6 +582,9 @@ func (n *notifier) postRoots(ctx context.Context, store *pluginDataStore, mm *ma
 			return fmt.Errorf("post to channel %s: %w", ch, err)
 		}
 		d.Posts = append(d.Posts, postRef{ChannelID: ch, PostID: post.ID})
+		if i == len(targets.channels)-1 {
+			d.State, d.Shown = state, shown // every root post is made
+		}
 		if err := store.save(ctx, d); err != nil {
 			return fmt.Errorf("after creating post %s: %w", post.ID, err)
 		}

@@ -32,6 +32,11 @@ type tuning struct {
 	reloaded                   func(err error)            // observes every reload (tests); may be nil
 }
 
+// requestsPerCall is how many requests are handled at once for each
+// Mattermost call allowed in flight: a request spends about half its time
+// on Teleport round trips, during which the others keep Mattermost busy.
+const requestsPerCall = 4
+
 var defaultTuning = tuning{
 	reconnectMin: time.Second, reconnectMax: time.Minute,
 	retryMin: time.Second, retryMax: time.Minute,
@@ -117,7 +122,7 @@ func startWith(ctx context.Context, configPath string, debug bool, reload <-chan
 			return err
 		}
 	}
-	d.queue = newQueue(work, cfg.Mattermost.Concurrency, handle, d.log, t.retryMin, t.retryMax)
+	d.queue = newQueue(work, requestsPerCall*cfg.Mattermost.Concurrency, handle, d.log, t.retryMin, t.retryMax)
 
 	d.log.Info("teleport-mattermost started", "cluster", d.cluster, "teleport", cfg.Teleport.Addr,
 		"mattermost", cfg.Mattermost.URL, "bot", d.botName)
