@@ -319,28 +319,12 @@ func (w *benchWorld) startDaemon(b *testing.B, concurrency int, profile string) 
 	}
 	identity := filepath.Join(dir, "identity")
 	w.auth.writeIdentity(b, identity, "mattermost-plugin")
-	quoted := make([]string, len(w.recipients))
-	for i, r := range w.recipients {
-		quoted[i] = strconv.Quote(r)
-	}
 	config := filepath.Join(dir, "teleport-mattermost.toml")
-	text := fmt.Sprintf(`[teleport]
-addr = %q
-identity = %q
-
-[mattermost]
-url = %q
-token = %q
-concurrency = %d
-recipients = [%s]
-
-[log]
-output = %q
-severity = "INFO"
-`, w.auth.addr(), identity, w.mm.URL(), w.mm.token, concurrency, strings.Join(quoted, ", "), d.log)
-	if err := os.WriteFile(config, []byte(text), 0o600); err != nil {
-		b.Fatal(err)
-	}
+	daemonConfig{
+		addr: w.auth.addr(), identity: identity, url: w.mm.URL(), token: w.mm.token,
+		logFile: d.log, severity: "INFO",
+		mattermost: fmt.Sprintf("concurrency = %d\nrecipients = %s", concurrency, tomlList(w.recipients)),
+	}.write(b, config)
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)

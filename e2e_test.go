@@ -652,28 +652,11 @@ func e2eConfig(t *testing.T, dir string, auth *fakeAuth, env e2eEnv, token strin
 	identity := filepath.Join(dir, "identity")
 	auth.writeIdentity(t, identity, "teleport-mattermost")
 	logPath = filepath.Join(dir, "daemon.log")
-	quoted := make([]string, len(recipients))
-	for i, r := range recipients {
-		quoted[i] = strconv.Quote(r)
-	}
-	config := fmt.Sprintf(`[teleport]
-addr = %s
-identity = %s
-
-[mattermost]
-url = %s
-token = %s
-recipients = [%s]
-
-[log]
-output = %s
-severity = "DEBUG"
-`, strconv.Quote(auth.addr()), strconv.Quote(identity), strconv.Quote(env.url), strconv.Quote(token),
-		strings.Join(quoted, ", "), strconv.Quote(logPath))
 	configPath = filepath.Join(dir, "teleport-mattermost.toml")
-	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	daemonConfig{
+		addr: auth.addr(), identity: identity, url: env.url, token: token,
+		logFile: logPath, severity: "DEBUG", mattermost: "recipients = " + tomlList(recipients),
+	}.write(t, configPath)
 	return configPath, logPath
 }
 

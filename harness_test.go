@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -95,25 +96,47 @@ func newHarness(t testing.TB, extra string) *harness {
 // and [log] keys, then extra (which may add recipients or tables).
 func (h *harness) writeConfig(extra string) {
 	h.t.Helper()
+	daemonConfig{
+		addr: h.auth.addr(), identity: h.identity, url: h.mm.URL(), token: h.mm.token,
+		logFile: h.logFile, severity: "DEBUG", mattermost: "concurrency = 4\n" + extra,
+	}.write(h.t, h.config)
+}
+
+// daemonConfig is a config file as tests write it. mattermost holds more
+// [mattermost] keys (recipients, concurrency) and may open further tables.
+type daemonConfig struct {
+	addr, identity, url, token string
+	logFile, severity          string
+	mattermost                 string
+}
+
+func (c daemonConfig) write(t testing.TB, path string) {
+	t.Helper()
 	text := fmt.Sprintf(`[teleport]
 addr = %q
 identity = %q
-refresh_identity = true
 
 [mattermost]
 url = %q
 token = %q
-concurrency = 4
 %s
 
 [log]
 output = %q
-severity = "DEBUG"
-`, h.auth.addr(), h.identity, h.mm.URL(), h.mm.token, extra, h.logFile)
-	// extra may hold its own tables after the [mattermost] keys.
-	if err := os.WriteFile(h.config, []byte(text), 0o600); err != nil {
-		h.t.Fatal(err)
+severity = %q
+`, c.addr, c.identity, c.url, c.token, c.mattermost, c.logFile, c.severity)
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
 	}
+}
+
+// tomlList is a TOML array of strings.
+func tomlList(items []string) string {
+	quoted := make([]string, len(items))
+	for i, s := range items {
+		quoted[i] = strconv.Quote(s)
+	}
+	return "[" + strings.Join(quoted, ", ") + "]"
 }
 
 // start runs the daemon and waits until its watcher is open.

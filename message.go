@@ -246,8 +246,12 @@ func linkIsSafe(link string) bool {
 			return false
 		}
 	}
+	// The scheme as written, lower case: url.Parse would accept "HTTP:".
+	if !strings.HasPrefix(link, "https://") && !strings.HasPrefix(link, "http://") {
+		return false
+	}
 	u, err := url.Parse(link)
-	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+	return err == nil && u.Host != ""
 }
 
 // escapeCapped escapes s and keeps the result within limit runes. The cut is made on the normalized
