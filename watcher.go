@@ -221,9 +221,15 @@ func (d *daemon) useMattermost(ctx context.Context, cfg *Config) error {
 		return fmt.Errorf("mattermost at %s: %w", cfg.Mattermost.URL, err)
 	}
 	d.mu.Lock()
+	old := d.mm
 	d.mm, d.botID, d.botName = mm, me.ID, me.Username
 	d.channels = make(map[string]string)
 	d.mu.Unlock()
+	if old != nil {
+		// Calls in flight on the old client finish; its idle
+		// connections are not needed any more.
+		old.http.CloseIdleConnections()
+	}
 	return nil
 }
 
