@@ -433,33 +433,19 @@ func (f *fakeMattermost) channelByName(w http.ResponseWriter, team, name, reqID 
 }
 
 func (f *fakeMattermost) searchChannels(w http.ResponseWriter, teamID string, body []byte, reqID string) {
-	if !fakeValidID.MatchString(teamID) {
-		fakeInvalidURLParam(w, "team_id", reqID)
-		return
-	}
 	var in struct {
 		Term string `json:"term"`
 	}
-	if err := json.Unmarshal(body, &in); err != nil {
+	if fakeValidID.MatchString(teamID) && json.Unmarshal(body, &in) != nil {
 		fakeError(w, 400, "api.context.invalid_body_param.app_error", "Invalid or missing channel_search in request body.", reqID)
 		return
 	}
-	tm := f.teamIDs[teamID]
-	if tm == nil {
-		fakeError(w, 404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID.", reqID)
-		return
-	}
 	term := strings.ToLower(in.Term)
-	found := []mmChannel{}
-	for _, c := range tm.channels {
-		// Only public channels: a real server's team channel search leaves
-		// out private channels even when the bot is a member.
-		if c.Type == "O" && (strings.Contains(strings.ToLower(c.Name), term) || strings.Contains(strings.ToLower(c.DisplayName), term)) {
-			found = append(found, c.mmChannel)
-		}
-	}
-	slices.SortFunc(found, func(a, b mmChannel) int { return strings.Compare(a.Name, b.Name) })
-	fakeJSON(w, 200, found)
+	// Only public channels: a real server's team channel search leaves
+	// out private channels even when the bot is a member.
+	f.teamChannels(w, teamID, reqID, func(c *fakeChannel) bool {
+		return c.Type == "O" && (strings.Contains(strings.ToLower(c.Name), term) || strings.Contains(strings.ToLower(c.DisplayName), term))
+	})
 }
 
 func (f *fakeMattermost) directChannel(w http.ResponseWriter, body []byte, reqID string) {
@@ -644,6 +630,14 @@ func (p *fakePost) wire() map[string]any {
 // team's channels whose name or display name starts with name, private ones
 // the bot is in included.
 func (f *fakeMattermost) autocompleteChannels(w http.ResponseWriter, teamID, name, reqID string) {
+	prefix := strings.ToLower(name)
+	f.teamChannels(w, teamID, reqID, func(c *fakeChannel) bool {
+		return c.visible() && (strings.HasPrefix(strings.ToLower(c.Name), prefix) || strings.HasPrefix(strings.ToLower(c.DisplayName), prefix))
+	})
+}
+
+// teamChannels answers with the team's channels that match, sorted by name.
+func (f *fakeMattermost) teamChannels(w http.ResponseWriter, teamID, reqID string, match func(*fakeChannel) bool) {
 	if !fakeValidID.MatchString(teamID) {
 		fakeInvalidURLParam(w, "team_id", reqID)
 		return
@@ -653,10 +647,9 @@ func (f *fakeMattermost) autocompleteChannels(w http.ResponseWriter, teamID, nam
 		fakeError(w, 404, "app.team.get_member.missing.app_error", "No team member found for that user ID and team ID.", reqID)
 		return
 	}
-	prefix := strings.ToLower(name)
 	found := []mmChannel{}
 	for _, c := range tm.channels {
-		if c.visible() && (strings.HasPrefix(strings.ToLower(c.Name), prefix) || strings.HasPrefix(strings.ToLower(c.DisplayName), prefix)) {
+		if match(c) {
 			found = append(found, c.mmChannel)
 		}
 	}
