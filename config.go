@@ -188,9 +188,15 @@ func (c *Config) recipientsFor(roles []string) []recipient {
 			all = append(slices.Clip(all), list...)
 		}
 	}
+	return dedupeRecipients(all)
+}
+
+// dedupeRecipients keeps the first of each recipient (emails compared
+// without case), in order.
+func dedupeRecipients(rs []recipient) []recipient {
 	var out []recipient
-	seen := map[string]bool{}
-	for _, r := range all {
+	seen := make(map[string]bool, len(rs))
+	for _, r := range rs {
 		if k := r.dedupeKey(); !seen[k] {
 			seen[k] = true
 			out = append(out, r)

@@ -14,7 +14,6 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -66,7 +65,7 @@ type daemon struct {
 	mm        *mattermost
 	botID     string
 	botName   string
-	channels  map[string]string // recipient -> channel id
+	channels  map[string]string // recipient.dedupeKey() -> channel id
 }
 
 // start runs the daemon until ctx is done. reload receives one value per SIGHUP.
@@ -276,22 +275,9 @@ func botMayPost(ctx context.Context, mm *mattermost, r recipient, channelID stri
 	return nil
 }
 
-func dedupeRecipients(rs []recipient) []recipient {
-	seen := make(map[string]bool, len(rs))
-	var out []recipient
-	for _, r := range rs {
-		k := strings.ToLower(r.String())
-		if !seen[k] {
-			seen[k] = true
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
 // channel resolves r to a channel id, from the cache when it can.
 func (d *daemon) channel(ctx context.Context, r recipient) (string, error) {
-	key := strings.ToLower(r.String())
+	key := r.dedupeKey()
 	d.mu.Lock()
 	id, ok := d.channels[key]
 	mm, bot := d.mm, d.botID
