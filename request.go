@@ -304,7 +304,7 @@ func (s *pluginDataStore) save(ctx context.Context, d pluginData) error {
 			s.expected = fresh.expected
 			s.data = mergeData(fresh.data, s.data)
 		default:
-			if !sleep(ctx, delay) {
+			if sleepCtx(ctx, delay) != nil {
 				return fmt.Errorf("write plugin data: %w", err)
 			}
 			delay *= 2

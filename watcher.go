@@ -385,7 +385,7 @@ func (d *daemon) watch(ctx context.Context) {
 		}
 		wait := jitter(delay)
 		d.log.Warn("teleport watch ended; reconnecting", "error", err, "in", wait.Round(time.Millisecond))
-		if !sleep(ctx, wait) {
+		if sleepCtx(ctx, wait) != nil {
 			return
 		}
 		delay = min(2*delay, d.timing.reconnectMax)
@@ -551,18 +551,6 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2)
-}
-
-// sleep waits d or until ctx is done; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 var _ teleport = (*client.Client)(nil)
